@@ -1,0 +1,115 @@
+"""One training loop for every chapter: seeded, device aware, with a progress bar."""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ._checks import non_negative_int, positive_float, positive_int
+from .data import Split
+
+__all__ = ["fit", "predict_proba", "predict"]
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+    """Class probabilities of ``model`` in eval mode (weight scaling): x (N, ...) -> (N, C)."""
+    batch_size = positive_int("batch_size", batch_size)
+    was_training = model.training
+    model.eval()
+    out = torch.cat([model(x[i:i + batch_size]).softmax(-1) for i in range(0, len(x), batch_size)])
+    model.train(was_training)
+    return out
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+    """Regression predictions of ``model`` in eval mode: x (N, ...) -> (N,)."""
+    batch_size = positive_int("batch_size", batch_size)
+    was_training = model.training
+    model.eval()
+    out = torch.cat([model(x[i:i + batch_size]).reshape(-1) for i in range(0, len(x), batch_size)])
+    model.train(was_training)
+    return out
+
+
+def _evaluate(model: nn.Module, split: Split) -> dict[str, float]:
+    if split.is_classification:
+        p_train, p_test = predict_proba(model, split.x_train), predict_proba(model, split.x_test)
+        return {
+            "train_error": (p_train.argmax(1) != split.y_train).float().mean().item(),
+            "test_error": (p_test.argmax(1) != split.y_test).float().mean().item(),
+            "test_nll": nn.functional.nll_loss(p_test.clamp_min(1e-12).log(), split.y_test).item(),
+        }
+    return {
+        "train_mse": (predict(model, split.x_train) - split.y_train).pow(2).mean().item(),
+        "test_mse": (predict(model, split.x_test) - split.y_test).pow(2).mean().item(),
+    }
+
+
+def fit(model: nn.Module, split: Split, epochs: int = 100, lr: float = 1e-2, batch_size: int = 100,
+        weight_decay: float = 0.0, seed: int = 0, device: torch.device | str | None = None,
+        progress: bool = True, eval_every: int = 1, train_index: torch.Tensor | None = None
+        ) -> pd.DataFrame:
+    """Train ``model`` in place with Adam on ``split`` and return its history.
+
+    Classification (integer labels) minimises cross-entropy; regression (float
+    targets, model output (N, 1)) minimises squared error. ``seed`` fixes the
+    minibatch order and the dropout masks (the model's initialisation is fixed by
+    the seed in force when it was built). ``train_index`` (M,) optionally selects, with
+    repetition, the training examples to use, e.g. a bootstrap sample.
+
+    Returns a DataFrame with one row per evaluation (every ``eval_every`` epochs and
+    after the last): ``epoch``, ``step``, ``loss`` (mean minibatch loss since the last
+    row) and ``train_error``, ``test_error``, ``test_nll`` (classification) or
+    ``train_mse``, ``test_mse`` (regression), measured in eval mode on the full sets.
+    The model is left in eval mode.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(split, Split):
+        raise TypeError(f"split must be a bagdrop.data.Split, got {type(split).__name__}")
+    epochs = positive_int("epochs", epochs)
+    lr = positive_float("lr", lr)
+    batch_size = positive_int("batch_size", batch_size)
+    eval_every = positive_int("eval_every", eval_every)
+    seed = non_negative_int("seed", seed)
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be non-negative, got {weight_decay}")
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device)
+    split = split.to(device)
+    x, y = split.x_train, split.y_train
+    if train_index is not None:
+        train_index = torch.as_tensor(train_index, dtype=torch.int64)
+        if train_index.dim() != 1 or len(train_index) == 0:
+            raise ValueError("train_index must be a non-empty 1-D tensor of example indices")
+        if train_index.min() < 0 or train_index.max() >= len(x):
+            raise ValueError(f"train_index must hold indices in [0, {len(x)})")
+        train_index = train_index.to(device)
+        x, y = x[train_index], y[train_index]
+    classify = split.is_classification
+    loss_fn = nn.functional.cross_entropy if classify else (
+        lambda out, target: nn.functional.mse_loss(out.reshape(-1), target))
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    torch.manual_seed(seed)  # dropout masks
+    order = torch.Generator().manual_seed(seed)
+    rows, step, running, n_running = [], 0, 0.0, 0
+    for epoch in tqdm(range(1, epochs + 1), desc="epochs", disable=not progress, leave=False):
+        model.train()
+        perm = torch.randperm(len(x), generator=order).to(device)
+        for i in range(0, len(x), batch_size):
+            idx = perm[i:i + batch_size]
+            loss = loss_fn(model(x[idx]), y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            running += loss.item()
+            n_running += 1
+            step += 1
+        if epoch % eval_every == 0 or epoch == epochs:
+            rows.append({"epoch": epoch, "step": step, "loss": running / n_running, **_evaluate(model, split)})
+            running, n_running = 0.0, 0
+    model.eval()
+    return pd.DataFrame(rows)

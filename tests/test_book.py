@@ -1,0 +1,121 @@
+"""Checks of the book itself: table of contents, stripped notebooks, setup cells, config."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
+
+
+def toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("sections", []))
+            for part in entry.get("chapters", []):
+                walk([part])
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters", []))
+    walk(toc.get("chapters", []))
+    return files
+
+
+def resolve(entry: str) -> Path | None:
+    for suffix in ("", ".md", ".ipynb"):
+        path = ROOT / f"{entry}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_there_are_chapters():
+    assert NOTEBOOKS, "chapters/ holds no notebook"
+
+
+def test_every_toc_entry_exists():
+    missing = [e for e in toc_files() if resolve(e) is None]
+    assert not missing, f"_toc.yml lists files that do not exist: {missing}"
+
+
+def test_every_notebook_is_in_the_toc():
+    listed = {resolve(e) for e in toc_files()}
+    orphans = [p.name for p in NOTEBOOKS if p not in listed]
+    assert not orphans, f"notebooks missing from _toc.yml: {orphans}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_committed_without_outputs(path):
+    cells = [c for c in load(path)["cells"] if c["cell_type"] == "code"]
+    dirty = [i for i, c in enumerate(cells) if c.get("outputs") or c.get("execution_count")]
+    assert not dirty, f"{path.name}: code cells {dirty} carry outputs; run `make strip`"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_starts_with_colab_cell_then_setup(path):
+    code = [c for c in load(path)["cells"] if c["cell_type"] == "code"]
+    assert len(code) >= 2, f"{path.name} has fewer than two code cells"
+    colab, setup = ("".join(c["source"]) for c in code[:2])
+    assert "google.colab" in colab and "pip install" in colab, f"{path.name}: first cell must install on Colab only"
+    assert "remove-cell" in code[0].get("metadata", {}).get("tags", []), f"{path.name}: Colab cell must be hidden"
+    assert "import bagdrop as bd" in setup and re.search(r"device\s*=\s*bd\.setup\(seed=\d+", setup), \
+        f"{path.name}: second code cell must run `import bagdrop as bd; device = bd.setup(seed=...)`"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_uses_the_book_kernel(path):
+    assert load(path)["metadata"]["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_glued_names_are_defined(path):
+    """Every {glue:...}`name` quoted in the prose is glued by a code cell of the same notebook."""
+    cells = load(path)["cells"]
+    prose = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    code = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    quoted = set(re.findall(r"\{glue(?::\w+)?\}`([\w.-]+?)(?::[^`]*)?`", prose))
+    quoted |= set(re.findall(r"```\{glue(?::\w+)?\}\s+([\w.-]+)", prose))
+    glued = set(re.findall(r"glue\(\s*[\"']([\w.-]+)[\"']", code))
+    assert quoted <= glued, f"{path.name}: quoted but never glued: {sorted(quoted - glued)}"
+
+
+def test_config_fails_on_errors_and_cites_from_the_bib():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["execute"]["raise_on_error"] is True
+    assert config["execute"]["allow_errors"] is False
+    assert config["only_build_toc_files"] is True
+    assert config["repository"]["branch"] == "main"
+    assert config["bibtex_bibfiles"] == ["references.bib"]
+
+
+def test_every_reference_has_doi_arxiv_or_url():
+    bib = (ROOT / "references.bib").read_text()
+    entries = re.split(r"\n(?=@)", bib.strip())
+    assert len(entries) >= 13
+    bare = [e.split(",")[0] for e in entries if not re.search(r"\b(doi|eprint|url)\s*=", e)]
+    assert not bare, f"references without DOI, arXiv id or URL: {bare}"
+
+
+def test_every_cited_key_is_in_the_bib():
+    bib = (ROOT / "references.bib").read_text()
+    keys = set(re.findall(r"@\w+\{([^,]+),", bib))
+    sources = [ROOT / "intro.md", *NOTEBOOKS]
+    cited = set()
+    for path in sources:
+        text = path.read_text()
+        for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", text):
+            cited |= {k.strip() for k in group.split(",")}
+    assert cited <= keys, f"cited but not in references.bib: {sorted(cited - keys)}"
