@@ -9,7 +9,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["set_style", "band"]
+__all__ = ["set_style", "band", "signals_by_class"]
 
 
 def set_style() -> None:
@@ -42,3 +42,37 @@ def band(ax: plt.Axes, x, runs, label: str | None = None, color=None, q: tuple[f
     lo, hi = np.quantile(runs, q[0], axis=0), np.quantile(runs, q[1], axis=0)
     ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
     return line
+
+
+def signals_by_class(x, y, per_class: int = 3, n_classes: int | None = None):
+    """Small multiples of 1-D signals: one panel per class, ``per_class`` signals each.
+
+    x: (N, L) signals; y: (N,) integer labels. Returns the figure.
+    """
+    import torch
+
+    x, y = torch.as_tensor(x), torch.as_tensor(y)
+    if x.dim() != 2:
+        raise ValueError(f"x must have shape (N, L), got {tuple(x.shape)}")
+    if y.shape != (len(x),):
+        raise ValueError(f"y must have shape ({len(x)},), got {tuple(y.shape)}")
+    if per_class < 1:
+        raise ValueError(f"per_class must be a positive int, got {per_class}")
+    n_classes = int(y.max()) + 1 if n_classes is None else n_classes
+    cols = min(n_classes, 5)
+    rows = -(-n_classes // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols, 1.7 * rows), sharex=True, sharey=True,
+                             squeeze=False)
+    for c, ax in enumerate(axes.flat):
+        if c >= n_classes:
+            ax.set_visible(False)
+            continue
+        for signal in x[y == c][:per_class]:
+            ax.plot(signal.numpy(), lw=1)
+        ax.set_title(f"class {c}")
+    for ax in axes[-1]:
+        ax.set_xlabel("position")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("value")
+    fig.tight_layout()
+    return fig
