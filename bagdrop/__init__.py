@@ -5,6 +5,8 @@ One module per idea of the book:
 - :mod:`bagdrop.data`     data sets as a :class:`~bagdrop.data.Split` of tensors
 - :mod:`bagdrop.models`   MLP and 1-D/2-D CNNs with the dropout kind as a parameter
 - :mod:`bagdrop.train`    one seeded training loop for every chapter
+- :mod:`bagdrop.bagging`  bootstrap indices and out-of-bag masks
+- :mod:`bagdrop.ensemble` K members trained as one batched model
 - :mod:`bagdrop.metrics`  error, NLL, confidence intervals
 - :mod:`bagdrop.plots`    the book's figure style
 
@@ -18,9 +20,9 @@ import random
 import numpy as np
 import torch
 
-from . import data, metrics, models, plots, train  # noqa: F401
+from . import bagging, data, ensemble, metrics, models, plots, train  # noqa: F401
 
-__all__ = ["setup", "seed_everything", "data", "metrics", "models", "plots", "train"]
+__all__ = ["setup", "seed_everything", "bagging", "data", "ensemble", "metrics", "models", "plots", "train"]
 
 #: Threads torch uses by default. The book's models are tiny: on a 2-core machine a
 #: second thread gains at most ~1.1x and, when other processes share the cores,
