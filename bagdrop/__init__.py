@@ -7,7 +7,8 @@ One module per idea of the book:
 - :mod:`bagdrop.train`    one seeded training loop for every chapter
 - :mod:`bagdrop.bagging`  bootstrap indices and out-of-bag masks
 - :mod:`bagdrop.ensemble` K members trained as one batched model
-- :mod:`bagdrop.metrics`  error, NLL, confidence intervals
+- :mod:`bagdrop.metrics`  error, NLL, confidence intervals, ensemble decompositions
+- :mod:`bagdrop.regression` bias and variance over many independent training sets
 - :mod:`bagdrop.plots`    the book's figure style
 
 A notebook starts with ``import bagdrop as bd; device = bd.setup(seed=0)``.
@@ -20,9 +21,9 @@ import random
 import numpy as np
 import torch
 
-from . import bagging, data, ensemble, metrics, models, plots, train  # noqa: F401
+from . import bagging, data, ensemble, metrics, models, plots, regression, train  # noqa: F401
 
-__all__ = ["setup", "seed_everything", "bagging", "data", "ensemble", "metrics", "models", "plots", "train"]
+__all__ = ["setup", "seed_everything", "bagging", "data", "ensemble", "metrics", "models", "plots", "regression", "train"]
 
 #: Threads torch uses by default. The book's models are tiny: on a 2-core machine a
 #: second thread gains at most ~1.1x and, when other processes share the cores,
