@@ -21,9 +21,9 @@ import random
 import numpy as np
 import torch
 
-from . import bagging, data, ensemble, metrics, models, plots, regression, train  # noqa: F401
+from . import bagging, data, ensemble, explorer, metrics, models, plots, regression, train  # noqa: F401
 
-__all__ = ["setup", "seed_everything", "bagging", "data", "ensemble", "metrics", "models", "plots", "regression", "train"]
+__all__ = ["setup", "seed_everything", "bagging", "data", "ensemble", "explorer", "metrics", "models", "plots", "regression", "train"]
 
 #: Threads torch uses by default. The book's models are tiny: on a 2-core machine a
 #: second thread gains at most ~1.1x and, when other processes share the cores,
