@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export TQDM_DISABLE ?= 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup book test test-unit test-notebooks build lab bench strip clean
+.PHONY: setup book test test-unit test-notebooks build lab bench strip clean browser-deps test-rendered
 
 setup: $(STAMP)
 
@@ -29,10 +29,28 @@ test-unit: setup
 test-notebooks: setup
 	$(BIN)/python -m pytest --nbval-lax chapters
 
-test: test-unit test-notebooks build
+test: browser-deps test-unit test-notebooks build test-rendered
 
+# Headless Chromium for tests/test_rendered.py comes from Debian's packages (Playwright
+# drives it through executable_path; it never downloads a browser). Installed only when
+# missing; needs root (CI runs as root), else sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser-deps:
+	@if command -v chromium >/dev/null 2>&1; then chromium --version; else \
+	  echo "Installing Debian's chromium and fonts for the browser test"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+	    chromium fonts-dejavu-core fonts-liberation >/dev/null && chromium --version; fi
+
+# Opens every page of _build/html in headless Chromium (after `build`); fails, never
+# skips, when the book or the browser is missing. Screenshots go to _build/screenshots/.
+test-rendered: setup
+	BAGDROP_RENDERED_TEST=1 $(BIN)/python -m pytest tests/test_rendered.py tests/test_launch_links.py
+
+# JupyterLab on the chapters; its python3 kernel is this .venv's ipykernel. Extra options
+# go in LAB_ARGS (e.g. `make lab LAB_ARGS=--no-browser`); as root it adds --allow-root.
 lab: setup
-	TQDM_DISABLE=0 $(BIN)/jupyter lab chapters
+	TQDM_DISABLE=0 $(BIN)/jupyter lab chapters $(if $(SUDO),,--allow-root) $(LAB_ARGS)
 
 bench: setup
 	$(BIN)/python benchmarks/ensemble_speed.py
