@@ -9,6 +9,7 @@ One module per idea of the book:
 - :mod:`bagdrop.ensemble` K members trained as one batched model
 - :mod:`bagdrop.metrics`  error, NLL, confidence intervals, ensemble decompositions
 - :mod:`bagdrop.regression` bias and variance over many independent training sets
+- :mod:`bagdrop.spatial`  feature-map correlation, masks and what neighbours recover (spatial dropout)
 - :mod:`bagdrop.plots`    the book's figure style
 
 A notebook starts with ``import bagdrop as bd; device = bd.setup(seed=0)``.
@@ -21,9 +22,9 @@ import random
 import numpy as np
 import torch
 
-from . import bagging, data, ensemble, explorer, metrics, models, plots, regression, train  # noqa: F401
+from . import bagging, data, ensemble, explorer, metrics, models, plots, regression, spatial, train  # noqa: F401
 
-__all__ = ["setup", "seed_everything", "bagging", "data", "ensemble", "explorer", "metrics", "models", "plots", "regression", "train"]
+__all__ = ["setup", "seed_everything", "bagging", "data", "ensemble", "explorer", "metrics", "models", "plots", "regression", "spatial", "train"]
 
 #: Threads torch uses by default. The book's models are tiny: on a 2-core machine a
 #: second thread gains at most ~1.1x and, when other processes share the cores,
