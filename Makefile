@@ -1,5 +1,5 @@
 # Two commands: `make book` and `make test`. Each sets up .venv from the repository's files.
-PYTHON ?= python3
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -17,7 +17,14 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-build: setup
+# jupyter-cache re-executes a notebook only when its own code changes; a change to the
+# package or the pinned versions must re-execute every notebook, so it empties the cache.
+CACHE_KEY := _build/.cache-key
+$(CACHE_KEY): $(wildcard bagdrop/*.py) requirements.txt pyproject.toml
+	rm -rf _build/.jupyter_cache
+	mkdir -p _build && touch $@
+
+build: setup $(CACHE_KEY)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 book: build
