@@ -54,6 +54,49 @@ def _dropout_op(module: nn.Module):
     return None
 
 
+class _Im2col(torch.autograd.Function):
+    """Columns of a convolution on channels-last maps, with a lean backward.
+
+    x (k, B, *spatial, C) -> cols (k, B, *spatial_out, taps * C): for every kernel
+    offset (taps = prod(kernel), in ``itertools.product`` order) the strided slice of
+    the zero-padded maps, concatenated along channels. Autograd through the slices
+    would allocate and add one zero-filled copy of the input per tap; this backward
+    adds every tap's gradient into one buffer.
+    """
+
+    @staticmethod
+    def _slices(kernel, stride, size):
+        for offset in itertools.product(*(range(kd) for kd in kernel)):
+            yield (..., *(slice(o, o + s * (n - 1) + 1, s) for o, s, n in zip(offset, stride, size)),
+                   slice(None))
+
+    @staticmethod
+    def forward(ctx, x, kernel, stride, padding):
+        pad = [0, 0]
+        for q in reversed(padding):
+            pad += [q, q]
+        xp = F.pad(x, pad)
+        size = _Im2col.output_size(x, kernel, stride, padding)
+        ctx.geometry = (kernel, stride, padding, size, tuple(xp.shape))
+        return torch.cat([xp[sl] for sl in _Im2col._slices(kernel, stride, size)], -1)
+
+    @staticmethod
+    def output_size(x, kernel, stride, padding) -> tuple[int, ...]:
+        """Spatial size of the output maps for channels-last input x (..., *spatial, C)."""
+        nd = len(kernel)
+        return tuple((x.shape[-1 - nd + d] + 2 * padding[d] - kernel[d]) // stride[d] + 1 for d in range(nd))
+
+    @staticmethod
+    def backward(ctx, grad_cols):
+        kernel, stride, padding, size, padded = ctx.geometry
+        c = padded[-1]
+        grad = grad_cols.new_zeros(padded)
+        for t, sl in enumerate(_Im2col._slices(kernel, stride, size)):
+            grad[sl] += grad_cols[..., t * c:(t + 1) * c]
+        inner = (..., *(slice(q, n - q) for q, n in zip(padding, padded[-1 - len(kernel):-1])), slice(None))
+        return grad[inner], None, None, None
+
+
 class Ensemble(nn.Module):
     """``k`` members of the network ``factory()``, stacked and trained as one batched model.
 
@@ -130,7 +173,10 @@ class Ensemble(nn.Module):
 
     def member_parameter(self, j: int, i: int) -> torch.Tensor:
         """Member ``i``'s parameter ``j`` (order of ``factory().parameters()``) in the member's own shape."""
-        q = self.params[j][i]
+        return self._from_stacked(j, self.params[j][i])
+
+    def _from_stacked(self, j: int, q: torch.Tensor) -> torch.Tensor:
+        """One member's slice ``q`` of stacked parameter ``j`` (or of its gradient) in the member's shape."""
         layout = self._layout.get(j)
         if layout is None:
             return q
@@ -296,21 +342,13 @@ class Ensemble(nn.Module):
         """A convolution of every member as one batched matmul (im2col).
 
         x (k, B, *spatial, C_in), channels last -> (k, B, *spatial_out, C_out). The
-        columns are ``prod(kernel)`` strided slices of the zero-padded maps,
-        concatenated along channels in the order of the stacked weight
-        (k, prod(kernel) * C_in, C_out).
+        columns (:class:`_Im2col`) are laid out as (taps, C_in) to match the stacked
+        weight (k, prod(kernel) * C_in, C_out).
         """
         _, wj, bj, kernel, stride, padding = op
         k, b = x.shape[:2]
-        pad = [0, 0]
-        for q in reversed(padding):
-            pad += [q, q]
-        x = F.pad(x, pad)
-        size = [(x.shape[2 + d] - kernel[d]) // stride[d] + 1 for d in range(len(kernel))]
-        cols = [x[(slice(None), slice(None), *(slice(o, o + s * (n - 1) + 1, s)
-                                              for o, s, n in zip(offset, stride, size)))]
-                for offset in itertools.product(*(range(kd) for kd in kernel))]
-        cols = torch.cat(cols, -1) if len(cols) > 1 else cols[0]
+        size = _Im2col.output_size(x, kernel, stride, padding)
+        cols = _Im2col.apply(x, kernel, stride, padding)
         cols = cols.reshape(k, -1, cols.shape[-1])
         weight = self.params[wj]
         out = (torch.bmm(cols, weight) if bj is None
@@ -576,14 +614,14 @@ class Ensemble(nn.Module):
 
     # ------------------------------------------------------------------ members
     def member(self, i: int) -> nn.Module:
-        """Member ``i`` as an ordinary ``nn.Module`` (a copy, in eval mode, on the ensemble's device)."""
+        """Member ``i`` as an ordinary ``nn.Module``: a copy, in eval mode, on the ensemble's device and dtype."""
         if isinstance(i, bool) or not isinstance(i, int):
             raise TypeError(f"i must be an int, got {type(i).__name__}")
         if not -self.k <= i < self.k:
             raise ValueError(f"i must be a member index in [0, {self.k}), got {i}")
-        m = copy.deepcopy(self._template)
+        m = copy.deepcopy(self._template).to(device=self.params[0].device, dtype=self.params[0].dtype)
         m.load_state_dict({n: self.member_parameter(j, i).detach().clone() for n, j in self._index.items()})
-        return m.requires_grad_(True).to(self.params[0].device)
+        return m.requires_grad_(True)
 
     def extra_repr(self) -> str:
         return f"k={self.k}, seed={self.seed}, member={type(self._template).__name__}"

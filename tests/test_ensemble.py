@@ -60,38 +60,69 @@ def alone_with_masks(module, masks_i):
         d.register_forward_hook(lambda mod, inp, out, m=m: inp[0] * m)
 
 
-@pytest.mark.parametrize("name", FACTORIES)
-def test_batched_steps_give_each_member_the_weights_of_training_it_alone(name):
-    k, b, steps = 3, 8, 2
-    ens = Ensemble(FACTORIES[name], k, seed=1).train()
+def one_step_each(name, dtype, steps=2, k=3, b=8):
+    """``steps`` batched Adam steps, and the same steps for each member alone with the same
+    data and dropout masks; returns (ensemble, members alone, gradients batched, alone)."""
+    torch.manual_seed(0)
+    ens = Ensemble(FACTORIES[name], k, seed=1).to(dtype).train()
     x, y = inputs(name, 40)
+    x = x.to(dtype)
+    y = y.to(dtype) if torch.is_floating_point(y) else y
     classify = not torch.is_floating_point(y)
     opt = ens.optimizer(lr=1e-2)  # the Adam fit uses
     alone = [ens.member(i).train() for i in range(k)]
-    opts = [torch.optim.Adam(m.parameters(), lr=1e-2) for m in alone]
+    # the same Adam implementation alone (fused computes its step sizes a little differently
+    # from the default one: ~1e-9 apart in float64); stacked fused vs k default Adams is
+    # test_adam_on_stacked_parameters_equals_k_independent_adams
+    opts = [torch.optim.Adam(m.parameters(), lr=1e-2, fused=True) for m in alone]
     g = torch.Generator().manual_seed(0)
+    grads_batched, grads_alone = [], []
     for _ in range(steps):
         idx = torch.stack([torch.randperm(40, generator=g)[:b] for _ in range(k)])  # own data per member
         masks = ens.sample_masks(b)
-        out = ens(x[idx], masks=masks)
+        out = ens(x[idx], masks=[m.to(dtype) for m in masks])
         loss = ens._loss(out, y[idx], classify)
         opt.zero_grad()
         loss.backward()
+        grads_batched.append([[ens._from_stacked(j, p.grad[i]).clone() for j, p in enumerate(ens.params)]
+                              for i in range(k)])
         opt.step()
+        grads_alone.append([])
         for i, (m, o) in enumerate(zip(alone, opts)):
-            handles_before = [h for h in m.modules()]
-            for mod in handles_before:
+            for mod in m.modules():
                 mod._forward_hooks.clear()
-            alone_with_masks(m, [mk[i] for mk in masks])
+            alone_with_masks(m, [mk[i].to(dtype) for mk in masks])
             pred = m(x[idx[i]])
             loss_i = F.cross_entropy(pred, y[idx[i]]) if classify else F.mse_loss(pred.reshape(-1), y[idx[i]])
             o.zero_grad()
             loss_i.backward()
+            grads_alone[-1].append([p.grad.clone() for p in m.parameters()])
             o.step()
+    return ens, alone, grads_batched, grads_alone
+
+
+@pytest.mark.parametrize("name", FACTORIES)
+def test_batched_gradients_are_each_members_own_gradients(name):
+    """float32, the dtype the book trains in: each member's slice of the gradient of the
+    summed loss is the gradient of that member trained alone on the same data and masks."""
+    ens, alone, gb, ga = one_step_each(name, torch.float32, steps=1)
+    for i in range(ens.k):
+        for j, (g_b, g_a) in enumerate(zip(gb[0][i], ga[0][i])):
+            scale = g_a.abs().max().item() + 1e-12
+            torch.testing.assert_close(g_b, g_a, atol=1e-5 * scale, rtol=1e-4, msg=f"member {i} param {j}")
+
+
+@pytest.mark.parametrize("name", FACTORIES)
+def test_batched_steps_give_each_member_the_weights_of_training_it_alone(name):
+    """Two Adam steps, batched vs alone, same seeds, data and masks. In float64: Adam divides
+    each gradient by its own magnitude (plus eps = 1e-8), so in float32 a gradient that is
+    ~1e-9 by rounding in one and ~-1e-9 in the other moves the weight by +lr vs -lr;
+    float64 rounding (~1e-17) keeps that amplification below 1e-10."""
+    ens, alone, _, _ = one_step_each(name, torch.float64, steps=2)
     for i, m in enumerate(alone):
         got = ens.member(i)
         for (n, p_alone), (_, p_batched) in zip(m.named_parameters(), got.named_parameters()):
-            torch.testing.assert_close(p_batched, p_alone, atol=2e-6, rtol=1e-5, msg=f"member {i} {n}")
+            torch.testing.assert_close(p_batched, p_alone, atol=1e-10, rtol=1e-9, msg=f"member {i} {n}")
     # the members really did move, and differently
     assert not torch.equal(ens.member(0).state_dict()[n], ens.member(1).state_dict()[n])
 
@@ -132,7 +163,9 @@ def test_fit_full_batch_equals_bd_train_fit_on_each_members_sample(small, bootst
     """Full-batch steps make the minibatch order irrelevant: the whole pipeline (init, sample,
     loss, Adam) of member i must then match bd.train.fit on member i's training indices."""
     factory = lambda: models.MLP(hidden=(20,))  # noqa: E731
-    ens = Ensemble(factory, 3, seed=4)
+    # float64, so that Adam's division by each gradient's magnitude cannot amplify rounding
+    small = data.Split(small.x_train.double(), small.y_train, small.x_test.double(), small.y_test)
+    ens = Ensemble(factory, 3, seed=4).double()
     n = len(small.x_train)
     ens.fit(small, epochs=3, lr=1e-2, batch_size=n, bootstrap=bootstrap, seed=2, progress=False)
     idx = ens.bootstrap_index
@@ -141,10 +174,10 @@ def test_fit_full_batch_equals_bd_train_fit_on_each_members_sample(small, bootst
         assert torch.equal(idx, torch.arange(n).expand(3, n))
     for i in range(3):
         torch.manual_seed(4 + i)
-        ref = factory()
+        ref = factory().double()
         train.fit(ref, small, epochs=3, lr=1e-2, batch_size=n, progress=False, train_index=idx[i])
         for p_ref, p_ens in zip(ref.parameters(), ens.member(i).parameters()):
-            torch.testing.assert_close(p_ens, p_ref, atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(p_ens, p_ref, atol=1e-9, rtol=1e-8)
 
 
 def test_members_get_their_own_bootstrap_samples_and_minibatch_orders(small):
