@@ -15,7 +15,9 @@ grid, and comparing the R predictions at each test point with the known target
   the member predictions of a fitted bagging ensemble if asked;
 - :func:`ensemble_over_training_sets`: neural-network members of
   :class:`bagdrop.ensemble.Ensemble` for every training set, trained in a single
-  batched fit (each member's training indices stay inside its own training set).
+  batched fit (each member's training indices stay inside its own training set);
+- :func:`bootstrap_over_sets`: a confidence interval for any statistic of the R
+  training sets (e.g. a ratio of variances), resampling the sets.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from ._checks import non_negative_int, positive_float, positive_int
 from .data import Split, regression
 
 __all__ = ["training_sets", "over_training_sets", "sklearn_learner", "stacked_training_sets",
-           "ensemble_over_training_sets"]
+           "ensemble_over_training_sets", "bootstrap_over_sets"]
 
 
 def training_sets(n_sets: int, n_train: int = 100, noise: float = 0.3, seed: int = 0) -> list[Split]:
@@ -147,3 +149,32 @@ def ensemble_over_training_sets(factory: Callable[[], torch.nn.Module], n_sets: 
     ens.fit(split, epochs=epochs, lr=lr, batch_size=batch_size, bootstrap=index, seed=seed,
             progress=False, eval_every=epochs, device=device)
     return ens.member_predict(split.x_test).double().cpu().reshape(n_sets, k, -1)
+
+
+def bootstrap_over_sets(statistic: Callable[[np.ndarray], float], n_sets: int, confidence: float = 0.95,
+                        n_resamples: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+    """A statistic of R training sets with a percentile bootstrap interval over the sets.
+
+    ``statistic(idx)`` receives an int array (R,) of training-set indices, drawn with
+    replacement, and returns a number, e.g.
+    ``lambda i: var(bagged[i]) / var(single[i])`` for predictions of shape (R, N_test):
+    resampling whole sets keeps paired predictions paired. Uses
+    :func:`scipy.stats.bootstrap`. Returns (statistic on all sets, low, high).
+    """
+    from scipy import stats
+
+    from ._checks import probability
+
+    if not callable(statistic):
+        raise TypeError(f"statistic must be callable, got {type(statistic).__name__}")
+    n_sets = positive_int("n_sets", n_sets)
+    if n_sets < 2:
+        raise ValueError(f"n_sets must be at least 2, got {n_sets}")
+    confidence = probability("confidence", confidence)
+    n_resamples = positive_int("n_resamples", n_resamples)
+    seed = non_negative_int("seed", seed)
+    idx = np.arange(n_sets)
+    res = stats.bootstrap((idx,), lambda i: float(statistic(np.asarray(i, dtype=np.int64))),
+                          vectorized=False, confidence_level=confidence, method="percentile",
+                          n_resamples=n_resamples, rng=np.random.default_rng(seed))
+    return float(statistic(idx)), float(res.confidence_interval.low), float(res.confidence_interval.high)

@@ -75,3 +75,16 @@ def test_ensemble_over_training_sets_members_see_only_their_set():
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_bootstrap_over_sets_covers_a_known_ratio():
+    g = np.random.default_rng(0)
+    a = g.normal(size=(30, 50))
+    b = 0.5 * a + 0.1 * g.normal(size=(30, 50))  # paired: variance ratio ~0.26
+    ratio = lambda i: b[i].var(0).mean() / a[i].var(0).mean()  # noqa: E731
+    est, lo, hi = regression.bootstrap_over_sets(ratio, 30, n_resamples=300)
+    assert lo < est < hi and lo < 0.26 < hi and hi - lo < 0.1
+    with pytest.raises(ValueError, match="n_sets"):
+        regression.bootstrap_over_sets(ratio, 1)
+    with pytest.raises(TypeError, match="statistic"):
+        regression.bootstrap_over_sets(0.5, 3)
