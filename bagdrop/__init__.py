@@ -6,6 +6,7 @@ One module per idea of the book:
 - :mod:`bagdrop.models`   MLP and 1-D/2-D CNNs with the dropout kind as a parameter
 - :mod:`bagdrop.train`    one seeded training loop for every chapter
 - :mod:`bagdrop.bagging`  bootstrap indices and out-of-bag masks
+- :mod:`bagdrop.dropout`  dropout from scratch, inference modes, exact mask averages, dropout ridge
 - :mod:`bagdrop.ensemble` K members trained as one batched model
 - :mod:`bagdrop.metrics`  error, NLL, confidence intervals, ensemble decompositions
 - :mod:`bagdrop.regression` bias and variance over many independent training sets
@@ -22,9 +23,9 @@ import random
 import numpy as np
 import torch
 
-from . import bagging, data, ensemble, explorer, metrics, models, plots, regression, spatial, train  # noqa: F401
+from . import bagging, data, dropout, ensemble, explorer, metrics, models, plots, regression, spatial, train  # noqa: F401
 
-__all__ = ["setup", "seed_everything", "bagging", "data", "ensemble", "explorer", "metrics", "models", "plots", "regression", "spatial", "train"]
+__all__ = ["setup", "seed_everything", "bagging", "data", "dropout", "ensemble", "explorer", "metrics", "models", "plots", "regression", "spatial", "train"]
 
 #: Threads torch uses by default. The book's models are tiny: on a 2-core machine a
 #: second thread gains at most ~1.1x and, when other processes share the cores,

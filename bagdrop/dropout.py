@@ -276,7 +276,7 @@ class MaskAverage(NamedTuple):
 
 @torch.no_grad()
 def exact_mask_average(model: nn.Module, layer: nn.Module, x: torch.Tensor,
-                       dtype: torch.dtype = torch.float64, rows_per_chunk: int = 2 ** 18
+                       dtype: torch.dtype = torch.float64, rows_per_chunk: int = 2 ** 16
                        ) -> MaskAverage:
     """Average ``model``'s softmax over all 2**n masks of one element-wise dropout ``layer``.
 
