@@ -55,45 +55,45 @@ def _dropout_op(module: nn.Module):
 
 
 class _Im2col(torch.autograd.Function):
-    """Columns of a convolution on channels-last maps, with a lean backward.
+    """Columns of a convolution on channel-major maps, with a lean backward.
 
-    x (k, B, *spatial, C) -> cols (k, B, *spatial_out, taps * C): for every kernel
+    x (k, C, B, *spatial) -> cols (k, taps * C, B * prod(spatial_out)): for every kernel
     offset (taps = prod(kernel), in ``itertools.product`` order) the strided slice of
-    the zero-padded maps, concatenated along channels. Autograd through the slices
-    would allocate and add one zero-filled copy of the input per tap; this backward
-    adds every tap's gradient into one buffer.
+    the zero-padded maps. Autograd through the slices would allocate and add one
+    zero-filled copy of the input per tap; this backward adds every tap's gradient
+    into one buffer.
     """
 
     @staticmethod
     def _slices(kernel, stride, size):
         for offset in itertools.product(*(range(kd) for kd in kernel)):
-            yield (..., *(slice(o, o + s * (n - 1) + 1, s) for o, s, n in zip(offset, stride, size)),
-                   slice(None))
-
-    @staticmethod
-    def forward(ctx, x, kernel, stride, padding):
-        pad = [0, 0]
-        for q in reversed(padding):
-            pad += [q, q]
-        xp = F.pad(x, pad)
-        size = _Im2col.output_size(x, kernel, stride, padding)
-        ctx.geometry = (kernel, stride, padding, size, tuple(xp.shape))
-        return torch.cat([xp[sl] for sl in _Im2col._slices(kernel, stride, size)], -1)
+            yield (..., *(slice(o, o + s * (n - 1) + 1, s) for o, s, n in zip(offset, stride, size)))
 
     @staticmethod
     def output_size(x, kernel, stride, padding) -> tuple[int, ...]:
-        """Spatial size of the output maps for channels-last input x (..., *spatial, C)."""
+        """Spatial size of the output maps for input x (..., *spatial)."""
         nd = len(kernel)
-        return tuple((x.shape[-1 - nd + d] + 2 * padding[d] - kernel[d]) // stride[d] + 1 for d in range(nd))
+        return tuple((x.shape[-nd + d] + 2 * padding[d] - kernel[d]) // stride[d] + 1 for d in range(nd))
+
+    @staticmethod
+    def forward(ctx, x, kernel, stride, padding):
+        pad = []
+        for q in reversed(padding):
+            pad += [q, q]
+        xp = F.pad(x, pad) if any(padding) else x
+        size = _Im2col.output_size(x, kernel, stride, padding)
+        ctx.geometry = (kernel, stride, padding, size, tuple(xp.shape))
+        cols = torch.stack([xp[sl] for sl in _Im2col._slices(kernel, stride, size)], 1)  # (k, taps, C, B, *out)
+        return cols.reshape(x.shape[0], -1, math.prod(cols.shape[3:]))
 
     @staticmethod
     def backward(ctx, grad_cols):
         kernel, stride, padding, size, padded = ctx.geometry
-        c = padded[-1]
+        grad_cols = grad_cols.reshape(padded[0], -1, *padded[1:3], *size)
         grad = grad_cols.new_zeros(padded)
         for t, sl in enumerate(_Im2col._slices(kernel, stride, size)):
-            grad[sl] += grad_cols[..., t * c:(t + 1) * c]
-        inner = (..., *(slice(q, n - q) for q, n in zip(padding, padded[-1 - len(kernel):-1])), slice(None))
+            grad[sl] += grad_cols[:, t]
+        inner = (..., *(slice(q, n - q) for q, n in zip(padding, padded[-len(kernel):])))
         return grad[inner], None, None, None
 
 
@@ -141,8 +141,8 @@ class Ensemble(nn.Module):
         self._names = names
         self._index = {n: j for j, n in enumerate(names)}
         # Stacked layouts chosen so that every layer is one baddbmm without transposes:
-        # Linear weights (k, in, out); convolution weights (k, taps * in, out), the
-        # im2col layout of channels-last maps. See _to_stacked / member_parameter.
+        # Linear weights (k, in, out); convolution weights (k, out, taps * in), to multiply
+        # the im2col columns of channel-major maps. See _to_stacked / member_parameter.
         self._layout: dict[int, tuple] = {}
         for n, mod in template.named_modules():
             if type(mod) is nn.Linear:
@@ -168,8 +168,8 @@ class Ensemble(nn.Module):
             return p
         if layout[0] == "linear":
             return p.t()
-        nd = len(layout[1])  # conv weight (out, in, *kernel) -> (*kernel, in, out) -> (taps * in, out)
-        return p.permute(*range(2, 2 + nd), 1, 0).reshape(-1, p.shape[0])
+        nd = len(layout[1])  # conv weight (out, in, *kernel) -> (out, *kernel, in) -> (out, taps * in)
+        return p.permute(0, *range(2, 2 + nd), 1).reshape(p.shape[0], -1)
 
     def member_parameter(self, j: int, i: int) -> torch.Tensor:
         """Member ``i``'s parameter ``j`` (order of ``factory().parameters()``) in the member's own shape."""
@@ -184,7 +184,7 @@ class Ensemble(nn.Module):
             return q.t()
         kernel, c_in = layout[1], layout[2]
         nd = len(kernel)
-        return q.reshape(*kernel, c_in, q.shape[-1]).permute(nd + 1, nd, *range(nd))
+        return q.reshape(q.shape[0], *kernel, c_in).permute(0, nd + 1, *range(1, nd + 1))
 
     def _compile(self, model: nn.Module):
         """The member's forward pass as a list of ops on stacked tensors."""
@@ -289,7 +289,7 @@ class Ensemble(nn.Module):
                 raise ValueError(f"masks must be a list of {self.n_dropout_sites()} tensors, one per dropout layer")
             dropout = True
         k, b = x.shape[0], x.shape[1]
-        maps = False  # True while x holds feature maps, channels last: (k, B, *spatial, C)
+        maps = False  # True while x holds feature maps, channel-major: (k, C, B, *spatial)
         fresh = False  # x is a new tensor nothing else holds: ReLU may work in place
         site = 0
         used = []
@@ -311,28 +311,27 @@ class Ensemble(nn.Module):
                     if masks is not None:
                         m = masks[site].to(device=x.device, dtype=x.dtype)
                         if maps:
-                            m = m.movedim(2, -1)
+                            m = m.expand(k, b, *m.shape[2:]).transpose(1, 2)
                     else:
                         # channel dropout: one multiplier per map, member and example
-                        shape = (*x.shape[:2], *[1] * (x.dim() - 3), x.shape[-1]) if channel else x.shape
+                        shape = (*x.shape[:3], *[1] * (x.dim() - 3)) if channel else x.shape
                         # Bernoulli(1 - p) as uniform < 1 - p: several times faster than
                         # bernoulli_ on CPU; scaled by 1 / (1 - p) as torch's dropout does
                         m = torch.rand(shape, dtype=x.dtype, device=x.device).lt_(1 - p).div_(1 - p)
                     x = x * m
                     if return_masks:
-                        used.append(m.movedim(-1, 2).expand(k, b, *m.movedim(-1, 2).shape[2:]) if maps
-                                    else m.expand(k, b, *m.shape[2:]))
+                        used.append(m.transpose(1, 2) if maps else m.expand(k, b, *m.shape[2:]))
                 site += 1
             elif name == "conv":
                 x = self._conv(x, op)
                 fresh = True
                 continue
             elif name == "maps":
-                x = x.reshape(k, b, *op[1]).movedim(2, -1)
+                x = x.reshape(k, b, *op[1]).transpose(1, 2)
                 maps = True
             elif name == "flatten":
                 if maps:
-                    x = x.movedim(-1, 2)
+                    x = x.transpose(1, 2)
                     maps = False
                 x = x.reshape(k, b, -1)
             fresh = False
@@ -341,19 +340,19 @@ class Ensemble(nn.Module):
     def _conv(self, x: torch.Tensor, op) -> torch.Tensor:
         """A convolution of every member as one batched matmul (im2col).
 
-        x (k, B, *spatial, C_in), channels last -> (k, B, *spatial_out, C_out). The
-        columns (:class:`_Im2col`) are laid out as (taps, C_in) to match the stacked
-        weight (k, prod(kernel) * C_in, C_out).
+        x (k, C_in, B, *spatial), channel-major -> (k, C_out, B, *spatial_out). The
+        stacked weight (k, C_out, taps * C_in) multiplies the columns (:class:`_Im2col`)
+        (k, taps * C_in, B * prod(spatial_out)): the long dimension B * positions is the
+        matmul's last, which measured ~1.5x faster than putting it first.
         """
         _, wj, bj, kernel, stride, padding = op
-        k, b = x.shape[:2]
+        k, _, b = x.shape[:3]
         size = _Im2col.output_size(x, kernel, stride, padding)
         cols = _Im2col.apply(x, kernel, stride, padding)
-        cols = cols.reshape(k, -1, cols.shape[-1])
         weight = self.params[wj]
-        out = (torch.bmm(cols, weight) if bj is None
-               else torch.baddbmm(self.params[bj].unsqueeze(1), cols, weight))
-        return out.reshape(k, b, *size, weight.shape[-1])
+        out = (torch.bmm(weight, cols) if bj is None
+               else torch.baddbmm(self.params[bj].unsqueeze(2), weight, cols))
+        return out.reshape(k, weight.shape[1], b, *size)
 
     def sample_masks(self, batch_size: int) -> list[torch.Tensor]:
         """Fresh dropout masks for a batch, in the format :meth:`forward` takes.

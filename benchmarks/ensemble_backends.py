@@ -1,18 +1,20 @@
 """Which way of batching an ensemble is fastest here? One training step, three ways.
 
 For the MNIST-1D MLP (K=64) and CNN (K=16), one Adam step of all K members on their
-own minibatches of 100 (no dropout), timed as the best of ``--reps`` runs:
+own minibatches of 100 (no dropout), timed as the best of ``--reps`` rounds in which the
+ways alternate:
 
 - ``torch.func``: ``stack_module_state`` + ``functional_call`` under
   ``vmap(randomness="different")`` (torch turns a vmapped convolution into a grouped one);
 - ``grouped conv``: stacked weights, linear layers as ``baddbmm`` and convolutions as
   one ``conv1d(groups=K)`` (the first version of ``bagdrop.ensemble``);
 - ``bagdrop``: :class:`bagdrop.ensemble.Ensemble` as it is now, linear layers as
-  ``baddbmm`` and convolutions as im2col (strided slices of channels-last maps) + ``baddbmm``.
+  ``baddbmm`` and convolutions as im2col (strided slices of the maps, kept channel-major
+  as (K, C, B, length)) + ``baddbmm``.
 
 The three compute the same function; the script checks their losses agree.
 
-    python benchmarks/ensemble_backends.py [--threads 1] [--reps 20]
+    python benchmarks/ensemble_backends.py [--threads 1] [--reps 20] [--clock wall]
 """
 from __future__ import annotations
 
@@ -31,14 +33,20 @@ CASES = {"mlp": (lambda: bd.models.MLP(), 64), "cnn": (lambda: bd.models.CNN1d()
 B = 100
 
 
-def best(fn, reps):
-    fn()
-    t_best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def best_times(fns: dict, reps: int, clock) -> dict:
+    """Best time of each function; they alternate within each of ``reps`` rounds."""
+    for fn in fns.values():
         fn()
-        t_best = min(t_best, time.perf_counter() - t)
-    return t_best
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(reps):
+        for name, fn in fns.items():
+            t = clock()
+            fn()
+            best[name] = min(best[name], clock() - t)
+    return best
 
 
 def torch_func_step(factory, k, seed=0):
@@ -71,15 +79,14 @@ class GroupedConv(bd.ensemble.Ensemble):
 
     def _conv(self, x, op):
         _, wj, bj, kernel, stride, padding = op
-        k, b = x.shape[:2]
+        k = x.shape[0]
         nd = len(kernel)
         conv = F.conv1d if nd == 1 else F.conv2d
-        xg = x.movedim(-1, 2).transpose(0, 1)  # (B, k, C, *spatial)
-        xg = xg.reshape(b, -1, *xg.shape[3:])
+        # bagdrop's maps are (k, C, B, *spatial); a grouped convolution wants (B, k*C, *spatial)
+        xg = x.movedim(2, 0).reshape(x.shape[2], -1, *x.shape[3:])
         w = torch.stack([self.member_parameter(wj, i) for i in range(k)])  # (k, out, in, *kernel)
         out = conv(xg, w.reshape(-1, *w.shape[2:]), self.params[bj].reshape(-1), stride, padding, 1, k)
-        out = out.reshape(b, k, -1, *out.shape[2:]).transpose(0, 1)  # (k, B, out, *spatial)
-        return out.movedim(2, -1)
+        return out.reshape(out.shape[0], k, -1, *out.shape[2:]).movedim(0, 2)  # (k, out, B, *spatial)
 
 
 def ensemble_step(cls, factory, k, seed=0):
@@ -100,11 +107,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=bd.DEFAULT_THREADS)
     parser.add_argument("--reps", type=int, default=20)
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="wall clock or this process's CPU time (use with --threads 1)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     split = bd.data.mnist1d()
-    print(f"{args.threads} thread(s); load average {os.getloadavg()[0]:.2f}; ms per training step "
-          f"(all K members, batch {B} each), best of {args.reps}")
+    print(f"{args.threads} thread(s), {args.clock} clock; load average {os.getloadavg()[0]:.2f}; ms per "
+          f"training step (all K members, batch {B} each), best of {args.reps} alternating rounds")
     for name, (factory, k) in CASES.items():
         g = torch.Generator().manual_seed(0)
         idx = torch.randint(0, len(split.x_train), (k, B), generator=g)
@@ -119,7 +128,8 @@ def main(argv=None):
         losses = {n: loss(x, y).item() for n, (_, loss) in backends.items()}
         ref = next(iter(losses.values()))
         assert all(abs(v - ref) < 1e-4 * k for v in losses.values()), losses
-        times = {n: best(lambda: step(x, y), args.reps) for n, (step, _) in backends.items()}
+        times = best_times({n: (lambda step=step: step(x, y)) for n, (step, _) in backends.items()},
+                           args.reps, CLOCKS[args.clock])
         fastest = min(times.values())
         for n, t in times.items():
             print(f"{name} K={k:<3} {n:<18} {t * 1e3:8.2f} ms  {t / fastest:5.2f}x the fastest")
