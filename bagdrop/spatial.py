@@ -461,26 +461,35 @@ def comparison_figure(scores: pd.DataFrame, columns=("test_error", "test_nll"),
 
     summary = summarise(scores, columns)
     models_ = list(dict.fromkeys(scores["model"]))
-    fig, axes = plt.subplots(len(columns), len(models_), figsize=(3.3 * len(models_), 2.7 * len(columns)),
-                             squeeze=False)
+    n_configs = summary.groupby("model").size().max()
+    wide = n_configs > 6   # many configurations: one full-width row per (model, metric)
+    if wide:
+        fig, grid = plt.subplots(len(models_) * len(columns), 1, squeeze=False,
+                                 figsize=(max(6.4, 0.32 * n_configs), 2.2 * len(models_) * len(columns)))
+        panels = {(i, j): grid[j * len(columns) + i, 0] for j in range(len(models_)) for i in range(len(columns))}
+    else:
+        fig, grid = plt.subplots(len(columns), len(models_), squeeze=False,
+                                 figsize=(3.3 * len(models_), 2.7 * len(columns)))
+        panels = {(i, j): grid[i, j] for j in range(len(models_)) for i in range(len(columns))}
     colours = {"none": "0.45", "element": "tab:blue", "channel": "tab:orange"}
     for j, model in enumerate(models_):
         part = summary[summary.model == model].reset_index(drop=True)
         for i, (c, label) in enumerate(zip(columns, labels)):
-            ax = axes[i, j]
+            ax = panels[i, j]
             for k, row in part.iterrows():
                 colour = colours.get(row.config.split()[0], "tab:green")
                 seeds = scores[(scores.model == model) & (scores.config == row.config)][c]
                 ax.scatter(np.full(len(seeds), k) + 0.18, seeds, s=8, color=colour, alpha=0.6)
                 ax.errorbar(k, row[c], yerr=[[row[c] - row[f"{c}_low"]], [row[f"{c}_high"] - row[c]]],
                             fmt="o", color=colour, capsize=3)
+            bottom = (j == len(models_) - 1 and i == len(columns) - 1) if wide else i == len(columns) - 1
             ax.set_xticks(range(len(part)))
-            ax.set_xticklabels(part.config if i == len(columns) - 1 else [], rotation=45, ha="right",
+            ax.set_xticklabels(part.config if bottom else [], rotation=60 if wide else 45, ha="right",
                                fontsize="small")
             ax.set_ylabel(label)
-            if i == 0:
+            if wide or i == 0:
                 ax.set_title(model, fontsize="medium")
-            if i == len(columns) - 1:
-                ax.set_xlabel("dropout (kind, rate)")
+            if bottom:
+                ax.set_xlabel("dropout (kind, rate[, position])")
     fig.tight_layout()
     return fig

@@ -262,12 +262,19 @@ def test_summarise_means_and_intervals():
 
 def test_figures_have_labelled_axes():
     import matplotlib
+    import pandas as pd
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig = spatial.comparison_figure(scores_frame())
     assert len(fig.axes) == 4 and all(ax.get_ylabel() for ax in fig.axes)
+    plt.close(fig)
+    one = scores_frame().assign(config=[f"element {i}" for i in range(12)])  # 6 per model
+    one = pd.concat([one, one.assign(config=one.config + " last")])          # 12 per model: full-width rows
+    many = pd.concat([one, one.assign(test_error=one.test_error + 0.01)])    # two seeds each
+    fig = spatial.comparison_figure(many)
+    assert len(fig.axes) == 4 and fig.axes[-1].get_xlabel() and len(fig.axes[-1].get_xticklabels()) == 12
     plt.close(fig)
     torch.manual_seed(0)
     x1, x2 = torch.randn(40), torch.randn(1, 8, 8)
