@@ -1,6 +1,8 @@
 """One training loop for every chapter: seeded, device aware, with a progress bar."""
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import torch
 from torch import nn
@@ -9,7 +11,15 @@ from tqdm.auto import tqdm
 from ._checks import non_negative_int, positive_float, positive_int
 from .data import Split
 
-__all__ = ["fit", "predict_proba", "predict"]
+__all__ = ["fit", "predict_proba", "predict", "progress_bar"]
+
+
+def progress_bar(iterable=None, *, enabled: bool = True, **kwargs) -> tqdm:
+    """A ``tqdm.auto`` progress bar, shown when ``enabled`` and the environment variable
+    ``TQDM_DISABLE`` is unset or false (the book's build sets it, so rendered pages show
+    no bars; an explicit ``disable=`` argument would otherwise override the variable)."""
+    silenced = os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false", "no")
+    return tqdm(iterable, disable=not enabled or silenced, leave=False, **kwargs)
 
 
 @torch.no_grad()
@@ -96,7 +106,7 @@ def fit(model: nn.Module, split: Split, epochs: int = 100, lr: float = 1e-2, bat
     torch.manual_seed(seed)  # dropout masks
     order = torch.Generator().manual_seed(seed)
     rows, step, running, n_running = [], 0, 0.0, 0
-    for epoch in tqdm(range(1, epochs + 1), desc="epochs", disable=not progress, leave=False):
+    for epoch in progress_bar(range(1, epochs + 1), enabled=progress, desc="epochs"):
         model.train()
         perm = torch.randperm(len(x), generator=order).to(device)
         for i in range(0, len(x), batch_size):

@@ -90,3 +90,11 @@ def test_setup_seeds_and_returns_device():
         bd.setup(threads=0)
     with pytest.raises(TypeError, match="seed"):
         bd.setup(seed=1.5)
+
+
+def test_progress_bar_honours_tqdm_disable(monkeypatch):
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert train.progress_bar(range(3), enabled=True).disable
+    monkeypatch.setenv("TQDM_DISABLE", "0")
+    assert not train.progress_bar(range(3), enabled=True).disable
+    assert train.progress_bar(range(3), enabled=False).disable
