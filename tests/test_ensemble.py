@@ -12,6 +12,7 @@ FACTORIES = {
     "mlp": lambda: models.MLP(p=0.3),
     "mlp_input": lambda: models.MLP(hidden=(32, 16), p=0.2, p_input=0.1),
     "mlp_regression": lambda: models.MLP(in_features=1, hidden=(16,), out_features=1, p=0.2),
+    "linear_input_dropout": lambda: models.MLP(hidden=(), p_input=0.3),
     "cnn1d_element": lambda: models.CNN1d(channels=6, p=0.3, kind="element"),
     "cnn1d_channel": lambda: models.CNN1d(channels=6, p=0.3, kind="channel"),
     "cnn1d_stride1_last": lambda: models.CNN1d(channels=5, stride=1, p=0.3, kind="channel", dropout_layers=(2,)),
@@ -317,6 +318,8 @@ def test_fit_accepts_an_index_tensor_as_bootstrap(small):
     (lambda s: Ensemble(models.MLP(), 3), TypeError, "factory must be a callable"),
     (lambda s: Ensemble(lambda: 3, 3), TypeError, "factory must return an nn.Module"),
     (lambda s: Ensemble(lambda: nn.BatchNorm1d(3), 2), TypeError, "factory"),
+    (lambda s: Ensemble(lambda: nn.Sequential(nn.Conv1d(1, 2, 3)), 2), TypeError, "Sequential"),
+    (lambda s: Ensemble(lambda: nn.Sequential(nn.Linear(3, 2), nn.Tanh()), 2), TypeError, "Tanh"),
     (lambda s: Ensemble(models.MLP, 0), ValueError, "k must"),
     (lambda s: Ensemble(models.MLP, 2.0), TypeError, "k must"),
     (lambda s: Ensemble(models.MLP, 2, seed=-1), ValueError, "seed must"),
@@ -351,6 +354,15 @@ def test_fit_accepts_an_index_tensor_as_bootstrap(small):
 def test_bad_arguments(small, call, err, match):
     with pytest.raises(err, match=match):
         call(small)
+
+
+def test_a_plain_sequential_of_linear_layers_works():
+    factory = lambda: nn.Sequential(nn.Linear(40, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 10))  # noqa: E731
+    ens = Ensemble(factory, 3, seed=2)
+    x, _ = inputs("mlp", 6)
+    p = ens.member_proba(x)
+    assert p.shape == (3, 6, 10)
+    torch.testing.assert_close(p[1], train.predict_proba(ens.member(1), x), atol=1e-6, rtol=1e-5)
 
 
 def test_module_exports():
