@@ -60,7 +60,7 @@ lab: setup
 	TQDM_DISABLE=0 $(BIN)/jupyter lab chapters $(if $(SUDO),,--allow-root) $(LAB_ARGS)
 
 bench: setup
-	$(BIN)/python benchmarks/ensemble_speed.py
+	$(BIN)/python benchmarks/ensemble_speed.py --json
 
 strip: setup
 	$(BIN)/jupyter nbconvert --clear-output --inplace chapters/*.ipynb

@@ -31,12 +31,12 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from . import bagging
 from ._checks import non_negative_int, one_of, positive_float, positive_int
 from .data import Split
 from .models import MLP, _ConvNet
+from .train import progress_bar
 
 __all__ = ["Ensemble"]
 
@@ -468,7 +468,7 @@ class Ensemble(nn.Module):
         rows, step = [], 0
         running = torch.zeros((), device=device)
         n_running = 0
-        bar = tqdm(total=epochs * steps_per_epoch, desc="steps", disable=not progress, leave=False)
+        bar = progress_bar(total=epochs * steps_per_epoch, desc="steps", enabled=progress)
         try:
             for epoch in range(1, epochs + 1):
                 self.train()

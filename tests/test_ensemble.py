@@ -307,6 +307,16 @@ def test_fit_history_classification(small):
     assert not ens.training
 
 
+def test_fit_shows_a_progress_bar_over_steps_unless_silenced(small, monkeypatch, capsys):
+    ens = Ensemble(lambda: models.MLP(hidden=(8,)), 2, seed=0)
+    monkeypatch.setenv("TQDM_DISABLE", "0")
+    ens.fit(small, epochs=1, progress=True)
+    assert "steps" in capsys.readouterr().err
+    monkeypatch.setenv("TQDM_DISABLE", "1")  # the book's build: no bars even with progress=True
+    ens.fit(small, epochs=1, progress=True)
+    assert "steps" not in capsys.readouterr().err
+
+
 def test_fit_accepts_an_index_tensor_as_bootstrap(small):
     ens = Ensemble(lambda: models.MLP(hidden=(8,)), 2, seed=0)
     index = torch.stack([torch.arange(0, 100), torch.arange(100, 200)])
