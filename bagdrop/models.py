@@ -41,11 +41,20 @@ def dropout_layer(p: float, kind: str, spatial_dims: int = 0) -> nn.Module:
 
 def n_parameters(model: nn.Module) -> int:
     """Number of trainable parameters of ``model``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def _int_tuple(name: str, values) -> tuple:
+    """``values`` as a tuple, or a TypeError naming ``name`` when it is not a sequence."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be a tuple of ints, got {type(values).__name__}")
+    return tuple(values)
+
+
 def _check_layers(layers, n_blocks: int) -> tuple[int, ...]:
-    layers = tuple(layers)
+    layers = _int_tuple("dropout_layers", layers)
     for i in layers:
         if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n_blocks:
             raise ValueError(f"dropout_layers must hold block indices in 0..{n_blocks - 1}, got {layers}")
@@ -66,9 +75,10 @@ class MLP(nn.Module):
         super().__init__()
         in_features = positive_int("in_features", in_features)
         out_features = positive_int("out_features", out_features)
-        hidden = tuple(positive_int("hidden", h) for h in hidden)
+        hidden = tuple(positive_int("hidden", h) for h in _int_tuple("hidden", hidden))
         if kind == "channel":
             raise ValueError("kind must be 'none' or 'element' for an MLP, got 'channel'")
+        dropout_layer(p, kind)  # validate p and kind even when there is no hidden layer
         layers: list[nn.Module] = [nn.Flatten(), dropout_layer(p_input, "element" if p_input else "none")]
         width = in_features
         for h in hidden:
@@ -172,6 +182,9 @@ class CNN2d(_ConvNet):
     def __init__(self, channels: tuple[int, int] = (16, 32), n_classes: int = 10,
                  p: float = 0.0, kind: str = "element", dropout_layers: tuple[int, ...] = (0, 1)):
         super().__init__()
+        channels = _int_tuple("channels", channels)
+        if len(channels) != 2:
+            raise ValueError(f"channels must hold two ints (one per conv block), got {channels}")
         c1, c2 = (positive_int("channels", c) for c in channels)
         n_classes = positive_int("n_classes", n_classes)
         dropout_layers = _check_layers(dropout_layers, 2)

@@ -18,13 +18,23 @@ def progress_bar(iterable=None, *, enabled: bool = True, **kwargs) -> tqdm:
     """A ``tqdm.auto`` progress bar, shown when ``enabled`` and the environment variable
     ``TQDM_DISABLE`` is unset or false (the book's build sets it, so rendered pages show
     no bars; an explicit ``disable=`` argument would otherwise override the variable)."""
+    if iterable is not None and not hasattr(iterable, "__iter__"):
+        raise TypeError(f"iterable must be an iterable or None, got {type(iterable).__name__}")
     silenced = os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false", "no")
     return tqdm(iterable, disable=not enabled or silenced, leave=False, **kwargs)
+
+
+def _check_model_and_x(model, x) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch tensor, got {type(x).__name__}")
 
 
 @torch.no_grad()
 def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
     """Class probabilities of ``model`` in eval mode (weight scaling): x (N, ...) -> (N, C)."""
+    _check_model_and_x(model, x)
     batch_size = positive_int("batch_size", batch_size)
     was_training = model.training
     model.eval()
@@ -36,6 +46,7 @@ def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> 
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
     """Regression predictions of ``model`` in eval mode: x (N, ...) -> (N,)."""
+    _check_model_and_x(model, x)
     batch_size = positive_int("batch_size", batch_size)
     was_training = model.training
     model.eval()
@@ -85,9 +96,20 @@ def fit(model: nn.Module, split: Split, epochs: int = 100, lr: float = 1e-2, bat
     batch_size = positive_int("batch_size", batch_size)
     eval_every = positive_int("eval_every", eval_every)
     seed = non_negative_int("seed", seed)
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)):
+        raise TypeError(f"weight_decay must be a float, got {type(weight_decay).__name__}")
     if weight_decay < 0:
         raise ValueError(f"weight_decay must be non-negative, got {weight_decay}")
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    params = list(model.parameters())
+    if not params:
+        raise ValueError("model must have parameters to train, it has none")
+    if device is not None:
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError) as e:
+            raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda', got {device!r}") from e
+    else:
+        device = params[0].device
     model.to(device)
     split = split.to(device)
     x, y = split.x_train, split.y_train

@@ -77,6 +77,12 @@ def test_dropout_is_active_in_train_and_off_in_eval():
     (lambda: models.CNN1d(dropout_layers=(3,)), ValueError, "dropout_layers"),
     (lambda: models.CNN1d(length=2), ValueError, "too short"),
     (lambda: models.MLP(p="0.1"), TypeError, "p must be a float"),
+    (lambda: models.MLP(hidden=5), TypeError, "hidden must be a tuple"),
+    (lambda: models.MLP(hidden=(), kind="bogus"), ValueError, "kind must be one of"),
+    (lambda: models.MLP(hidden=(), p=2.0), ValueError, "p must lie"),
+    (lambda: models.CNN2d(channels=(1, 2, 3)), ValueError, "channels must hold two"),
+    (lambda: models.CNN1d(dropout_layers=1), TypeError, "dropout_layers must be a tuple"),
+    (lambda: models.n_parameters("mlp"), TypeError, "model must be an nn.Module"),
 ])
 def test_bad_arguments(call, err, match):
     with pytest.raises(err, match=match):

@@ -67,6 +67,8 @@ def test_predict_proba_rows_sum_to_one(small):
     ({"batch_size": -1}, ValueError, "batch_size"),
     ({"train_index": torch.tensor([10**6])}, ValueError, "train_index"),
     ({"weight_decay": -1.0}, ValueError, "weight_decay"),
+    ({"weight_decay": "0.1"}, TypeError, "weight_decay must be a float"),
+    ({"device": "bogus"}, ValueError, "device must name a torch device"),
 ])
 def test_fit_bad_arguments(small, kw, err, match):
     with pytest.raises(err, match=match):
@@ -78,6 +80,14 @@ def test_fit_bad_types(small):
         train.fit("mlp", small)
     with pytest.raises(TypeError, match="split"):
         train.fit(models.MLP(), (small.x_train, small.y_train))
+    with pytest.raises(ValueError, match="model must have parameters"):
+        train.fit(torch.nn.Flatten(), small)
+    with pytest.raises(TypeError, match="model"):
+        train.predict_proba("mlp", small.x_test)
+    with pytest.raises(TypeError, match="x must be a torch tensor"):
+        train.predict(models.MLP(), small.x_test.tolist())
+    with pytest.raises(TypeError, match="iterable"):
+        train.progress_bar(5)
 
 
 def test_setup_seeds_and_returns_device():
