@@ -37,11 +37,14 @@ from torch import nn
 from . import ensemble, metrics
 from ._checks import non_negative_int, one_of, positive_int, probability
 
-__all__ = ["MASK_KINDS", "feature_maps", "lag_correlation", "keep_mask", "interpolate",
+__all__ = ["MASK_KINDS", "KIND_COLOURS", "feature_maps", "lag_correlation", "keep_mask", "interpolate",
            "interpolation_r2", "cross_channel_r2", "layer_table", "lag_table", "layer_mask", "dropout_configs", "sweep", "summarise",
            "comparison_figure", "mask_figure"]
 
 MASK_KINDS = ("element", "channel")
+
+#: Colour of each dropout kind ("none" and :data:`MASK_KINDS`) in the chapter's figures.
+KIND_COLOURS = {"none": "0.45", "element": "tab:blue", "channel": "tab:orange"}
 
 #: Colour of dropped entries in :func:`mask_figure` (matplotlib's tab:orange).
 DROPPED_COLOUR = "#ff7f0e"
@@ -455,7 +458,8 @@ def comparison_figure(scores: pd.DataFrame, columns=("test_error", "test_nll"),
     """One panel per model and metric: each configuration's seeds (dots), mean and 95% CI (bar).
 
     ``scores``: one row per seed with columns ``model``, ``config`` and ``columns``.
-    Configurations are coloured by kind (the first word of their name). Returns the figure.
+    Configurations are coloured by kind (the first word of their name), as in
+    :data:`KIND_COLOURS`. Returns the figure.
     """
     import matplotlib.pyplot as plt
 
@@ -471,13 +475,12 @@ def comparison_figure(scores: pd.DataFrame, columns=("test_error", "test_nll"),
         fig, grid = plt.subplots(len(columns), len(models_), squeeze=False,
                                  figsize=(3.3 * len(models_), 2.7 * len(columns)))
         panels = {(i, j): grid[i, j] for j in range(len(models_)) for i in range(len(columns))}
-    colours = {"none": "0.45", "element": "tab:blue", "channel": "tab:orange"}
     for j, model in enumerate(models_):
         part = summary[summary.model == model].reset_index(drop=True)
         for i, (c, label) in enumerate(zip(columns, labels)):
             ax = panels[i, j]
             for k, row in part.iterrows():
-                colour = colours.get(row.config.split()[0], "tab:green")
+                colour = KIND_COLOURS.get(row.config.split()[0], "tab:green")
                 seeds = scores[(scores.model == model) & (scores.config == row.config)][c]
                 ax.scatter(np.full(len(seeds), k) + 0.18, seeds, s=8, color=colour, alpha=0.6)
                 ax.errorbar(k, row[c], yerr=[[row[c] - row[f"{c}_low"]], [row[f"{c}_high"] - row[c]]],

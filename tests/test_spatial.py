@@ -260,6 +260,21 @@ def test_summarise_means_and_intervals():
         spatial.summarise({"model": []})
 
 
+def test_comparison_figure_colours_kinds_by_kind_colours():
+    import matplotlib
+    from matplotlib.collections import PathCollection
+    from matplotlib.colors import to_rgb
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    assert set(spatial.KIND_COLOURS) == {"none", *spatial.MASK_KINDS}
+    fig = spatial.comparison_figure(scores_frame())
+    dots = [c for c in fig.axes[0].collections if isinstance(c, PathCollection)]   # the seeds, per configuration
+    assert [to_rgb(d.get_facecolor()[0]) for d in dots] == [to_rgb(spatial.KIND_COLOURS[k]) for k in ("none", "channel")]
+    plt.close(fig)
+
+
 def test_figures_have_labelled_axes():
     import matplotlib
     import pandas as pd
