@@ -122,3 +122,32 @@ def test_every_cited_key_is_in_the_bib():
         for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", text):
             cited |= {k.strip() for k in group.split(",")}
     assert cited <= keys, f"cited but not in references.bib: {sorted(cited - keys)}"
+
+
+def _distribution_names(requirements) -> set[str]:
+    return {re.split(r"[\s\[<>=!~;@]", r.strip(), maxsplit=1)[0].lower().replace("_", "-") for r in requirements}
+
+
+def test_colab_cell_installs_what_the_notebooks_import():
+    """A reader on Colab gets bagdrop[notebooks]: its dependencies must cover every module a
+    chapter imports (a notebook importing myst_nb without it fails there at the setup cell)."""
+    import importlib.metadata
+    import sys
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    provided = _distribution_names(project["dependencies"] + project["optional-dependencies"]["notebooks"])
+    owners = importlib.metadata.packages_distributions()
+    missing = {}
+    for path in NOTEBOOKS:
+        cells = load(path)["cells"]
+        colab = "".join(next(c for c in cells if c["cell_type"] == "code")["source"])
+        assert "bagdrop[notebooks] @ git+" in colab, f"{path.name}: the Colab cell must install bagdrop[notebooks]"
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        for module in re.findall(r"^\s*(?:import|from)\s+([A-Za-z_]\w*)", code, flags=re.M):
+            if module in sys.stdlib_module_names or module == "bagdrop":
+                continue
+            dists = _distribution_names(owners.get(module, [module]))
+            if not dists & provided:
+                missing.setdefault(path.name, set()).add(module)
+    assert not missing, f"imported by notebooks but not installed by bagdrop[notebooks]: {missing}"
