@@ -40,10 +40,11 @@ test: browser-deps test-unit test-notebooks build test-rendered
 
 # Headless Chromium for tests/test_rendered.py comes from Debian's packages (Playwright
 # drives it through executable_path; it never downloads a browser). Installed only when
-# missing; needs root (CI runs as root), else sudo.
+# missing; needs root (CI runs as root), else sudo. CHROMIUM=/path/to/chromium skips apt.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser-deps:
-	@if command -v chromium >/dev/null 2>&1; then chromium --version; else \
+	@if [ -n "$${CHROMIUM:-}" ]; then "$$CHROMIUM" --version; \
+	elif command -v chromium >/dev/null 2>&1; then chromium --version; else \
 	  echo "Installing Debian's chromium and fonts for the browser test"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
