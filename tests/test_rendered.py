@@ -11,8 +11,9 @@ book must read offline. For each page the test asserts that
   opaque background, so it stays readable in the dark theme too;
 - every equation was typeset by MathJax (each ``.math`` element holds an
   ``mjx-container``, no MathJax error, no raw ``$...$``, ``\\(`` or ``$$`` left in the text);
-- every citation links to a bibliography entry that is present, and every bibliography
-  on the page has entries;
+- every citation links to a bibliography entry that is present (on the page itself when
+  the page has a bibliography: each chapter lists its own references), and every
+  bibliography on the page has entries;
 - every internal link resolves to a file of the build, and its anchor exists there.
 
 A full-page screenshot of each page goes to ``_build/screenshots/`` (and, for pages with
@@ -76,6 +77,16 @@ def test_the_book_is_built_and_chromium_is_installed():
     assert (HTML / "index.html").is_file(), f"no book at {HTML}: run `make build` first"
     assert len(PAGES) >= 3, f"only {len(PAGES)} pages in {HTML}"
     assert chromium_path(), "no chromium: run `make browser-deps` (apt-get install chromium)"
+
+
+def test_the_book_holds_the_toc_pages_and_nothing_else():
+    """No stray sources (e.g. READMEs under .venv) were built; every toc entry was."""
+    from test_book import toc_files
+    built = {p.relative_to(HTML).with_suffix("").as_posix() for p in PAGES}
+    built -= {"index", "search", "genindex"}
+    assert built == set(toc_files()), (
+        f"built but not in _toc.yml: {sorted(built - set(toc_files()))[:10]}; "
+        f"in _toc.yml but not built: {sorted(set(toc_files()) - built)}")
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -303,10 +314,14 @@ def test_page_as_a_reader_sees_it(page_path, server, browser):
     problems += [f"figure with a transparent background (unreadable in the dark theme): "
                  f"{i['src']} corners {i['corners']}" for i in images if i["opaque"] is False]
     # citations and bibliography
+    own_entries = biblio_ids(page_path)
     for href in cites["cites"]:
         target = local_target(href, server)
         if target is None or not target[0].is_file() or target[1] not in biblio_ids(target[0]):
             problems.append(f"citation {href} does not link to a bibliography entry")
+        elif own_entries and target[0].resolve() != page_path.resolve():
+            # a chapter lists its own references: its citations must land there
+            problems.append(f"citation {href} links to another page's bibliography")
     if cites["empty_entries"] or cites["empty_bibliographies"]:
         problems.append(f"empty bibliography entries {cites['empty_entries']} or bibliographies "
                         f"({cites['empty_bibliographies']})")
