@@ -42,6 +42,15 @@ def positive_float(name: str, value) -> float:
     return float(value)
 
 
+def non_negative_float(name: str, value) -> float:
+    """Return ``value`` if it is a real number >= 0, else raise naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
+    if not value >= 0:
+        raise ValueError(f"{name} must be non-negative, got {value}")
+    return float(value)
+
+
 def one_of(name: str, value, options) -> str:
     """Return ``value`` if it is one of ``options``, else raise naming ``name``."""
     if value not in options:

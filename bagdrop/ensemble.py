@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import bagging
-from ._checks import non_negative_int, one_of, positive_float, positive_int
+from ._checks import non_negative_float, non_negative_int, one_of, positive_float, positive_int
 from .data import Split
 from .models import MLP, _ConvNet
 from .train import progress_bar
@@ -254,17 +254,21 @@ class Ensemble(nn.Module):
             return torch.zeros(1, 1, model.length)
         return torch.zeros(1, 1, 8, 8)
 
+    @torch.no_grad()
+    def _forward_one_example(self, model: nn.Module) -> torch.Tensor:
+        """One member-shaped module applied to a single zero input (to fire forward hooks)."""
+        if isinstance(model, _ConvNet):
+            return model(self._example_input(model))
+        first = next(op for op in self._ops if op[0] == "linear")
+        return model(torch.zeros(1, self.params[first[1]].shape[1]))
+
     def _max_width(self, model: nn.Module) -> int:
         """Largest activation size per example of one member (for chunking predictions)."""
         widths = [1]
         hooks = [m.register_forward_hook(lambda mod, inp, out: widths.append(out[0].numel()))
                  for m in model.modules() if not list(m.children())]
         try:
-            if isinstance(model, _ConvNet):
-                model(self._example_input(model))
-            else:
-                first = next(op for op in self._ops if op[0] == "linear")
-                model(torch.zeros(1, self.params[first[1]].shape[1]))
+            self._forward_one_example(model)
         finally:
             for h in hooks:
                 h.remove()
@@ -378,12 +382,7 @@ class Ensemble(nn.Module):
                 hooks.append(m.register_forward_hook(
                     lambda mod, inp, out, op=op: shapes.append((op, tuple(inp[0].shape[1:])))))
         try:
-            with torch.no_grad():
-                if isinstance(tmpl, _ConvNet):
-                    tmpl(self._example_input(tmpl))
-                else:
-                    first = next(op for op in self._ops if op[0] == "linear")
-                    tmpl(torch.zeros(1, self.params[first[1]].shape[1]))
+            self._forward_one_example(tmpl)
         finally:
             for h in hooks:
                 h.remove()
@@ -433,8 +432,7 @@ class Ensemble(nn.Module):
         batch_size = positive_int("batch_size", batch_size)
         eval_every = positive_int("eval_every", eval_every)
         seed = non_negative_int("seed", seed)
-        if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or weight_decay < 0:
-            raise ValueError(f"weight_decay must be a non-negative float, got {weight_decay!r}")
+        weight_decay = non_negative_float("weight_decay", weight_decay)
         if device is not None:
             self.to(torch.device(device))
         device = self.params[0].device

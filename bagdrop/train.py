@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._checks import non_negative_int, positive_float, positive_int
+from ._checks import non_negative_float, non_negative_int, positive_float, positive_int
 from .data import Split
 
 __all__ = ["fit", "predict_proba", "predict", "progress_bar"]
@@ -32,27 +32,26 @@ def _check_model_and_x(model, x) -> None:
 
 
 @torch.no_grad()
+def _eval_in_batches(model: nn.Module, x: torch.Tensor, batch_size: int, head) -> torch.Tensor:
+    """``head(model(batch))`` over x in eval mode, concatenated; the mode is restored."""
+    _check_model_and_x(model, x)
+    batch_size = positive_int("batch_size", batch_size)
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([head(model(x[i:i + batch_size])) for i in range(0, len(x), batch_size)])
+    finally:
+        model.train(was_training)
+
+
 def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
     """Class probabilities of ``model`` in eval mode (weight scaling): x (N, ...) -> (N, C)."""
-    _check_model_and_x(model, x)
-    batch_size = positive_int("batch_size", batch_size)
-    was_training = model.training
-    model.eval()
-    out = torch.cat([model(x[i:i + batch_size]).softmax(-1) for i in range(0, len(x), batch_size)])
-    model.train(was_training)
-    return out
+    return _eval_in_batches(model, x, batch_size, lambda logits: logits.softmax(-1))
 
 
-@torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
     """Regression predictions of ``model`` in eval mode: x (N, ...) -> (N,)."""
-    _check_model_and_x(model, x)
-    batch_size = positive_int("batch_size", batch_size)
-    was_training = model.training
-    model.eval()
-    out = torch.cat([model(x[i:i + batch_size]).reshape(-1) for i in range(0, len(x), batch_size)])
-    model.train(was_training)
-    return out
+    return _eval_in_batches(model, x, batch_size, lambda out: out.reshape(-1))
 
 
 def _evaluate(model: nn.Module, split: Split) -> dict[str, float]:
@@ -96,10 +95,7 @@ def fit(model: nn.Module, split: Split, epochs: int = 100, lr: float = 1e-2, bat
     batch_size = positive_int("batch_size", batch_size)
     eval_every = positive_int("eval_every", eval_every)
     seed = non_negative_int("seed", seed)
-    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)):
-        raise TypeError(f"weight_decay must be a float, got {type(weight_decay).__name__}")
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be non-negative, got {weight_decay}")
+    weight_decay = non_negative_float("weight_decay", weight_decay)
     params = list(model.parameters())
     if not params:
         raise ValueError("model must have parameters to train, it has none")

@@ -68,6 +68,7 @@ def test_predict_proba_rows_sum_to_one(small):
     ({"train_index": torch.tensor([10**6])}, ValueError, "train_index"),
     ({"weight_decay": -1.0}, ValueError, "weight_decay"),
     ({"weight_decay": "0.1"}, TypeError, "weight_decay must be a float"),
+    ({"weight_decay": float("nan")}, ValueError, "weight_decay must be non-negative"),
     ({"device": "bogus"}, ValueError, "device must name a torch device"),
 ])
 def test_fit_bad_arguments(small, kw, err, match):
