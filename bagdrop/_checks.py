@@ -51,6 +51,17 @@ def non_negative_float(name: str, value) -> float:
     return float(value)
 
 
+def torch_device(name: str, value):
+    """``value`` (a string such as 'cpu' or 'cuda:0', or a torch.device) as a torch.device,
+    else a ValueError naming ``name``."""
+    import torch
+
+    try:
+        return torch.device(value)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"{name} must name a torch device such as 'cpu' or 'cuda', got {value!r}") from e
+
+
 def one_of(name: str, value, options) -> str:
     """Return ``value`` if it is one of ``options``, else raise naming ``name``."""
     if value not in options:

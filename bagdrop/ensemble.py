@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import bagging
-from ._checks import non_negative_float, non_negative_int, one_of, positive_float, positive_int
+from ._checks import non_negative_float, non_negative_int, one_of, positive_float, positive_int, torch_device
 from .data import Split
 from .models import MLP, _ConvNet
 from .train import progress_bar
@@ -434,7 +434,7 @@ class Ensemble(nn.Module):
         seed = non_negative_int("seed", seed)
         weight_decay = non_negative_float("weight_decay", weight_decay)
         if device is not None:
-            self.to(torch.device(device))
+            self.to(torch_device("device", device))
         device = self.params[0].device
         split = split.to(device)
         classify = split.is_classification

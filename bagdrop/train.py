@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._checks import non_negative_float, non_negative_int, positive_float, positive_int
+from ._checks import non_negative_float, non_negative_int, positive_float, positive_int, torch_device
 from .data import Split
 
 __all__ = ["fit", "predict_proba", "predict", "progress_bar"]
@@ -99,13 +99,7 @@ def fit(model: nn.Module, split: Split, epochs: int = 100, lr: float = 1e-2, bat
     params = list(model.parameters())
     if not params:
         raise ValueError("model must have parameters to train, it has none")
-    if device is not None:
-        try:
-            device = torch.device(device)
-        except (RuntimeError, TypeError) as e:
-            raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda', got {device!r}") from e
-    else:
-        device = params[0].device
+    device = params[0].device if device is None else torch_device("device", device)
     model.to(device)
     split = split.to(device)
     x, y = split.x_train, split.y_train

@@ -340,6 +340,7 @@ def test_fit_accepts_an_index_tensor_as_bootstrap(small):
     (lambda s: Ensemble(models.MLP, 2).fit(s, weight_decay=-1e-3), ValueError, "weight_decay must"),
     (lambda s: Ensemble(models.MLP, 2).fit(s, weight_decay="0.1"), TypeError, "weight_decay must be a float"),
     (lambda s: Ensemble(models.MLP, 2).fit(s, weight_decay=float("nan")), ValueError, "weight_decay must"),
+    (lambda s: Ensemble(models.MLP, 2).fit(s, device="bogus"), ValueError, "device must name a torch device"),
     (lambda s: Ensemble(models.MLP, 2).fit(s, bootstrap="yes"), TypeError, "bootstrap must"),
     (lambda s: Ensemble(models.MLP, 2).fit(s, bootstrap=torch.zeros(3, 5, dtype=torch.long)),
      ValueError, "bootstrap must"),
